@@ -31,12 +31,12 @@ from .atomics import BACKEND, AtomicInt
 from .executor import DEFAULT_PIN, Executor, spawn
 from .local_queue import Steal, Stealer, Worker
 from .mpmc import Mpmc, Producer, Selector
-from .task import (COMPLETE, EXECUTING, IDLE, JOINED, SCHEDULED, Event, JoinHandle, Task,
+from .task import (COMPLETE, EXECUTING, IDLE, SCHEDULED, Event, JoinHandle, Task,
                    yield_now)
 from .worker import WorkerStats, worker_loop
 
 __all__ = [
     "Executor", "spawn", "yield_now", "JoinHandle", "Task", "Event", "DEFAULT_PIN",
     "AtomicInt", "BACKEND", "Mpmc", "Producer", "Selector", "Worker", "Stealer", "Steal",
-    "worker_loop", "WorkerStats", "IDLE", "SCHEDULED", "EXECUTING", "COMPLETE", "JOINED",
+    "worker_loop", "WorkerStats", "IDLE", "SCHEDULED", "EXECUTING", "COMPLETE",
 ]
