@@ -15,6 +15,9 @@ Shape (after the spec's ``Mpmc<T, P=8, NUM_SEGS_P2=12>``):
   full segment that a consumer just drained, so recycling it would let the
   producer write into a list that is no longer in the ring. Python allocates a
   256-slot list in about a microsecond, i.e. a few ns per item: not worth the race.
+* A consumer overwrites the slots it took with ``None`` (a same-length slice
+  assignment, so it cannot disturb the producer's appends), so the queue
+  keeps no reference to a task that has left it.
 * Consumers find non-empty rings through a two-level bitmap: one bit per ring
   in ``64`` words of ``64`` bits (so up to ``MAX_RINGS = 4096`` rings) plus a
   summary word with one bit per non-empty word. A consumer's :class:`Selector`
@@ -82,6 +85,7 @@ _NOT_EXECUTING = ~_EXECUTING
 _BIT = tuple(1 << i for i in range(63)) + (-(1 << 63),)
 _NOT_BIT = tuple(~b for b in _BIT)
 _U64 = (1 << 64) - 1
+_NONES = [None] * SEG_SIZE
 
 _LCG_MUL = 0x5DEECE66D
 _LCG_ADD = 0xB
@@ -319,6 +323,9 @@ def _pop_into(ring: _Ring, batch: list) -> int:
         c = len(chunk)
         if c:
             batch[got:got + c] = chunk
+            # Drop the ring's references to what we took (a same-length slice
+            # assignment: the producer's concurrent extend only appends).
+            seg[head:head + c] = _NONES[:c]
             got += c
             head += c
         if head == SEG_SIZE and len(segs) > 1:

@@ -57,7 +57,7 @@ class Runtime:
     # -- spawning ---------------------------------------------------------
 
     def spawn(self, coro: Any) -> Task:
-        if type(coro) is not types.CoroutineType and not isinstance(coro, Coroutine):
+        if type(coro) is not types.CoroutineType and not _is_coroutine(coro):
             raise TypeError(_not_a_coroutine(coro))
         if self.closing:
             coro.close()  # it will never run: no "never awaited" warning
@@ -137,6 +137,14 @@ class Runtime:
             for task in list(self.tasks.values()):
                 task.cancel()
         self.notify_all()
+
+
+def _is_coroutine(obj: Any) -> bool:
+    """Native coroutines, ``collections.abc.Coroutine`` objects, and generator-based
+    coroutines (``@types.coroutine``, e.g. ``Event.wait()``)."""
+    if isinstance(obj, Coroutine):
+        return True
+    return type(obj) is types.GeneratorType and bool(obj.gi_code.co_flags & 0x100)
 
 
 def _not_a_coroutine(obj: Any) -> str:

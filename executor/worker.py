@@ -224,7 +224,7 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
                 enqueue_append(task)
             else:
                 _parked(task, signal, enqueue_append)
-        task = run = None  # hold no reference to a finished task
+        task = run = signal = None  # hold no reference to a finished task
         if inner.closing and not inner.tasks:
             inner.notify_all()
 
