@@ -93,15 +93,22 @@ _LCG_MASK = (1 << 48) - 1
 
 
 class Selector:
-    """Per-consumer pseudo-random start positions (48-bit LCG, as ``java.util.Random``).
+    """Per-consumer choice of where to look first.
 
-    Owned by one consumer thread; not shared.
+    A 48-bit linear congruential generator (as ``java.util.Random`` and the
+    spec's source) spreads consumers over rings. Optionally a *home* ring (the
+    ring the consumer itself produces into, see :meth:`Mpmc.home_selector`) is
+    tried first: a worker then mostly pops back the tasks it re-enqueued, so a
+    task keeps running on the same core (its coroutine frame stays in that
+    core's cache, and its reference counts stay uncontended) while any idle
+    consumer can still claim the ring. Owned by one consumer thread; not shared.
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_state", "home")
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, home: int = -1) -> None:
         self._state = (seed ^ _LCG_MUL) & _LCG_MASK
+        self.home = home
 
     def next(self) -> int:
         """Return the next 32 pseudo-random bits."""
@@ -234,6 +241,10 @@ class Mpmc:
         self._local.producer = producer
         return producer
 
+    def home_selector(self, seed: int = 0) -> Selector:
+        """A :class:`Selector` whose home is the calling thread's own ring."""
+        return Selector(seed, self.producer()._ring.index)
+
     def _signal(self, ring: _Ring) -> None:
         """Producer side: make sure some consumer will look at ``ring``."""
         if ring.gate.fetch_or(_SCHEDULED) == _IDLE:
@@ -251,6 +262,18 @@ class Mpmc:
         into ``batch[0:k]``; return ``k`` (0 when no ring had items)."""
         summary = self._summary
         words = self._words
+        home = selector.home
+        if home >= 0:
+            word = words[home >> 6]
+            x = word.load()
+            bit = _BIT[home & 63]
+            if x & bit and word.compare_and_swap(x, x & ~bit):
+                ring = self._rings[home]
+                ring.gate.store(_EXECUTING)
+                k = _pop_into(ring, batch)
+                self._release(ring)
+                if k:
+                    return k
         for _ in range(64):
             s = summary.load()
             if not s:

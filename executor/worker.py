@@ -49,7 +49,6 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from .local_queue import Steal, Stealer, Worker
-from .mpmc import Selector
 from .task import EXECUTING, SCHEDULED, Task, context
 
 if TYPE_CHECKING:
@@ -141,8 +140,8 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
     context.runtime = inner
     queue = inner.queue
     try_pop = queue.try_pop_n_with_selector
-    selector = Selector(worker_id * 7919 + 1)
     producer = queue.producer()
+    selector = queue.home_selector(worker_id * 7919 + 1)
     push_global = producer.try_push_n
     registry_pop = inner.tasks.pop
     num_idle = inner.num_idle
