@@ -142,11 +142,15 @@ class PyAtomicInt(_CasOps):
 
     def store(self, value: int) -> None:
         """Set the value (under the lock, so it orders with CAS)."""
+        if type(value) is not int and not isinstance(value, int):
+            raise TypeError(f"AtomicInt needs an int, got {type(value).__name__}")
         with self._lock:
             self._value = value
 
     def compare_and_swap(self, expected: int, new: int) -> bool:
         """If the value equals ``expected``, set it to ``new``; say whether it did."""
+        if type(new) is not int and not isinstance(new, int):
+            raise TypeError(f"AtomicInt needs an int, got {type(new).__name__}")
         with self._lock:
             if self._value == expected:
                 self._value = new

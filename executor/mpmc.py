@@ -264,14 +264,14 @@ class Mpmc:
         words = self._words
         home = selector.home
         if home >= 0:
-            word = words[home >> 6]
+            wi = home >> 6
+            word = words[wi]
             x = word.load()
             bit = _BIT[home & 63]
             if x & bit and word.compare_and_swap(x, x & ~bit):
-                ring = self._rings[home]
-                ring.gate.store(_EXECUTING)
-                k = _pop_into(ring, batch)
-                self._release(ring)
+                if x == bit:
+                    self._word_emptied(wi)
+                k = self._take(self._rings[home], batch)
                 if k:
                     return k
         for _ in range(64):
@@ -283,24 +283,34 @@ class Mpmc:
             word = words[wi]
             x = word.load()
             if not x:
-                # Stale summary bit: clear it, then re-read the word with an
-                # atomic read-modify-write so that a concurrent mark is not lost.
-                summary.fetch_and(_NOT_BIT[wi])
-                if word.fetch_or(0):
-                    summary.fetch_or(_BIT[wi])
+                # Stale summary bit (a claimant is about to clear it): fix it.
+                self._word_emptied(wi)
                 continue
             bi = _pick_bit(x, (r >> 6) & 63)
-            if not word.compare_and_swap(x, x & _NOT_BIT[bi]):
+            bit = _BIT[bi]
+            if not word.compare_and_swap(x, x & ~bit):
                 continue  # another consumer changed the word; pick again
-            ring = self._rings[(wi << 6) | bi]
-            if ring is None:  # pragma: no cover - a bit is only set for a live ring
-                continue
-            ring.gate.store(_EXECUTING)
-            k = _pop_into(ring, batch)
-            self._release(ring)
+            if x == bit:
+                self._word_emptied(wi)
+            k = self._take(self._rings[(wi << 6) | bi], batch)
             if k:
                 return k
         return 0
+
+    def _word_emptied(self, wi: int) -> None:
+        """We cleared the last bit of word ``wi``: clear its summary bit, then re-read the
+        word with a read-modify-write so that a ring marked meanwhile is not hidden."""
+        summary = self._summary
+        summary.fetch_and(_NOT_BIT[wi])
+        if self._words[wi].fetch_or(0):
+            summary.fetch_or(_BIT[wi])
+
+    def _take(self, ring: _Ring, batch: list) -> int:
+        """Pop from a ring whose claim we hold, then release it."""
+        ring.gate.store(_EXECUTING)
+        k = _pop_into(ring, batch)
+        self._release(ring)
+        return k
 
     def _release(self, ring: _Ring) -> None:
         """Consumer side: give up the claim on ``ring``, re-marking it if needed."""
@@ -319,7 +329,8 @@ class Mpmc:
             self._mark(ring.index)
 
     def is_empty(self) -> bool:
-        """True if no ring is marked as holding items (a snapshot)."""
+        """True if no ring is marked as holding items (a snapshot). A ring being
+        popped is unmarked until its claimant releases it."""
         return not self._summary.load()
 
     def __len__(self) -> int:
