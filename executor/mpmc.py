@@ -98,17 +98,25 @@ class Selector:
     A 48-bit linear congruential generator (as ``java.util.Random`` and the
     spec's source) spreads consumers over rings. Optionally a *home* ring (the
     ring the consumer itself produces into, see :meth:`Mpmc.home_selector`) is
-    tried first: a worker then mostly pops back the tasks it re-enqueued, so a
-    task keeps running on the same core (its coroutine frame stays in that
-    core's cache, and its reference counts stay uncontended) while any idle
-    consumer can still claim the ring. Owned by one consumer thread; not shared.
+    tried first on most pops: a worker then mostly pops back the tasks it
+    re-enqueued, so a task keeps running on the same core (its coroutine frame
+    stays in that core's cache, and its reference counts stay uncontended)
+    while any idle consumer can still claim the ring. Every ``HOME_PERIOD``-th
+    pop skips the home preference, so rings of other producers (tasks spawned
+    from outside) are visited even while the home ring never runs dry. Owned by
+    one consumer thread; not shared.
     """
 
-    __slots__ = ("_state", "home")
+    __slots__ = ("_state", "home", "calls")
+
+    #: The home ring is tried first on all but one in ``HOME_PERIOD`` pops; the
+    #: other pops pick at random, so a busy home ring cannot starve other rings.
+    HOME_PERIOD = 4
 
     def __init__(self, seed: int = 0, home: int = -1) -> None:
         self._state = (seed ^ _LCG_MUL) & _LCG_MASK
         self.home = home
+        self.calls = 0
 
     def next(self) -> int:
         """Return the next 32 pseudo-random bits."""
@@ -263,7 +271,8 @@ class Mpmc:
         summary = self._summary
         words = self._words
         home = selector.home
-        if home >= 0:
+        selector.calls = calls = selector.calls + 1
+        if home >= 0 and calls % Selector.HOME_PERIOD:
             wi = home >> 6
             word = words[wi]
             x = word.load()

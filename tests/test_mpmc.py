@@ -387,6 +387,7 @@ def test_home_selector_pops_its_own_ring_first(make_queue):
     batch = [None] * 3
     got = []
     for _ in range(4):
+        sel.calls = 0  # stay off the periodic random pick for this check
         k = q.try_pop_n_with_selector(sel, batch)
         got.append(batch[:k])
     assert got[0] == [("home", 0), ("home", 1), ("home", 2)]
@@ -394,3 +395,29 @@ def test_home_selector_pops_its_own_ring_first(make_queue):
     assert got[2] == [("other", 0), ("other", 1), ("other", 2)]
     assert got[3] == [("other", 3), ("other", 4)]
     assert q.is_empty() and len(q) == 0
+
+
+def test_home_selector_still_visits_other_rings_while_home_stays_busy(make_queue):
+    """The home ring never runs dry here (refilled after every pop), yet the other
+    producer's items are all popped: the home preference cannot starve them."""
+    q = make_queue()
+    keep = []
+
+    def fill_other():
+        q.producer().try_push_n([("other", i) for i in range(50)])
+        keep.append(q.producer())
+
+    t = threading.Thread(target=fill_other)
+    t.start()
+    t.join()
+    sel = q.home_selector(seed=5)
+    home = q.producer()
+    batch = [None] * 4
+    seen_other = 0
+    for _ in range(400):
+        home.try_push_n([("home", 0)] * 4)
+        k = q.try_pop_n_with_selector(sel, batch)
+        seen_other += sum(1 for item in batch[:k] if item[0] == "other")
+        if seen_other == 50:
+            break
+    assert seen_other == 50
