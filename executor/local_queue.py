@@ -166,16 +166,18 @@ class Worker:
                 self._clear_upto(t + 1)
                 return item
 
-    def pop_into(self, batch: list) -> int:
-        """Move up to ``len(batch)`` of the oldest items into ``batch[0:k]``; return ``k``."""
+    def pop_into(self, batch: list, max_items: int | None = None) -> int:
+        """Move up to ``len(batch)`` (and at most ``max_items``) of the oldest items
+        into ``batch[0:k]``; return ``k``."""
         q = self._q
+        limit = len(batch) if max_items is None else min(max_items, len(batch))
         while True:
             t = q.top.load()
             k = q.bottom.load() - t
             if k <= 0:
                 return 0
-            if k > len(batch):
-                k = len(batch)
+            if k > limit:
+                k = limit
             items = _copy(q.buf, t, k)
             if q.top.compare_and_swap(t, t + k):
                 batch[:k] = items

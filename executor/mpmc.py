@@ -107,7 +107,7 @@ class Selector:
     one consumer thread; not shared.
     """
 
-    __slots__ = ("_state", "home", "calls")
+    __slots__ = ("_state", "home", "calls", "_mul", "_mask")
 
     #: The home ring is tried first on all but one in ``HOME_PERIOD`` pops; the
     #: other pops pick at random, so a busy home ring cannot starve other rings.
@@ -117,10 +117,15 @@ class Selector:
         self._state = (seed ^ _LCG_MUL) & _LCG_MASK
         self.home = home
         self.calls = 0
+        # Private copies of the large constants: an int above 256 is a shared,
+        # reference-counted object on free-threaded 3.13, and every worker
+        # touching the module's copy would contend on its reference count.
+        self._mul = _LCG_MUL ^ 0
+        self._mask = _LCG_MASK ^ 0
 
     def next(self) -> int:
         """Return the next 32 pseudo-random bits."""
-        self._state = s = (self._state * _LCG_MUL + _LCG_ADD) & _LCG_MASK
+        self._state = s = (self._state * self._mul + _LCG_ADD) & self._mask
         return s >> 16
 
 

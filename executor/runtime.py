@@ -17,6 +17,11 @@
   location and then read the other, through sequentially consistent atomics
   (or lock hand-offs), so at least one of them sees the other: either the
   worker finds the work, or the producer finds the worker and sets its event.
+* Searching: a producer also skips the wake-up while ``searching`` (workers
+  spinning for work, or woken and not yet busy) is non-zero. A searcher stops
+  counting itself only when it has found work (then it wakes a helper if more
+  is queued) or right before it parks, and parking re-checks every queue after
+  publishing itself, so work pushed while a searcher was counted is found.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ class Runtime:
         self.idle_lock = threading.Lock()
         self.idle: list[int] = []
         self.num_idle = AtomicInt(0)
+        # Workers looking for work (spinning, or just woken and not yet busy).
+        # While one is searching, producers wake nobody: it will find the work
+        # (Tokio's rule), which saves a futex wake-up per spawn.
+        self.searching = AtomicInt(0)
         self.wakeups = [threading.Event() for _ in range(workers)]
 
     # -- spawning ---------------------------------------------------------
@@ -83,7 +92,13 @@ class Runtime:
             import time
             while not producer.push(task):  # the ring is full: wait for consumers
                 time.sleep(0.0005)
-        if self.num_idle.load():
+        if self.num_idle.load() and not self.searching.load():
+            self.notify_one()
+
+    def wake_helper(self) -> None:
+        """There is more work than the calling worker can take: wake a parked worker,
+        unless one is already searching."""
+        if self.num_idle.load() and not self.searching.load():
             self.notify_one()
 
     # -- parking ----------------------------------------------------------
@@ -98,7 +113,13 @@ class Runtime:
         return False
 
     def park(self, worker_id: int, local: Worker) -> None:
-        """Put worker ``worker_id`` to sleep until there may be work (or shutdown)."""
+        """Put worker ``worker_id`` to sleep until there may be work (or shutdown).
+
+        The caller must not be counted in ``searching``; on return it is counted
+        again: by whoever woke it (at the moment of the wake-up, so that the
+        waker's next decision already sees a searcher) or, if it did not sleep,
+        by itself.
+        """
         event = self.wakeups[worker_id]
         with self.idle_lock:
             event.clear()
@@ -109,16 +130,18 @@ class Runtime:
                 if worker_id in self.idle:
                     self.idle.remove(worker_id)
                     self.num_idle.store(len(self.idle))
-            return
+                    self.searching.fetch_add(1)
+                    return
         event.wait()
 
     def notify_one(self) -> None:
-        """Wake one parked worker, if any."""
+        """Wake one parked worker, if any (it starts out counted as searching)."""
         with self.idle_lock:
             if not self.idle:
                 return
             worker_id = self.idle.pop()
             self.num_idle.store(len(self.idle))
+            self.searching.fetch_add(1)
         self.wakeups[worker_id].set()
 
     def notify_all(self) -> None:
@@ -126,6 +149,7 @@ class Runtime:
         with self.idle_lock:
             idle, self.idle = self.idle, []
             self.num_idle.store(0)
+            self.searching.fetch_add(len(idle))
         for worker_id in idle:
             self.wakeups[worker_id].set()
 

@@ -5,7 +5,9 @@ One iteration:
 1. **Fast path**: pop a batch of up to ``BATCH = 512`` tasks from the global
    queue (:meth:`Mpmc.try_pop_n_with_selector`).
 2. **Slow path**, only if that returned 0 (and work stealing is on): take up to
-   512 tasks from this worker's own local queue; if it is empty too, steal
+   512 tasks from this worker's own local queue (only half of them while other
+   workers are idle or searching, so they have something to steal; see
+   :func:`_local_share`); if it is empty too, steal
    about half of another worker's local queue (never our own), retrying a
    victim that answered :data:`Steal.Retry` because it merely lost a race.
 3. **Fairness** (not in the spec): every ``FAIR_INTERVAL = 61`` iterations the
@@ -14,7 +16,9 @@ One iteration:
    the spec reads the local queue only when a global pop returns 0.
 4. **Idle**: nothing anywhere. Spin ``SPIN_ROUNDS`` rounds (each gives up the
    CPU with ``sched_yield``), then park on an event until a producer wakes us
-   (:meth:`Runtime.park`). An idle executor uses close to no CPU.
+   (:meth:`Runtime.park`). An idle executor uses close to no CPU. While it
+   spins, and right after it is woken, the worker counts as *searching*:
+   producers then wake nobody else (see :mod:`executor.runtime`).
 5. **Process the batch** exactly as the spec does: store EXECUTING into every
    task (one batched pass of the C-level ``store`` through ``map``), resume each coroutine
    once, and sort the outcomes: finished (remove from the registry, publish the
@@ -116,6 +120,16 @@ def _parked(task: Task, signal: Any, enqueue_append: Any) -> None:
         enqueue_append(task)  # woken while we were still executing it
 
 
+def _local_share(local: Worker, inner: Runtime) -> int:
+    """How many tasks the owner takes from its local queue at once: all of them
+    (up to a batch) when no other worker is looking for work, else half, so that
+    the thieves it woke find something to steal. (The spec takes up to 512; with
+    long-running tasks that kept every task on the first worker.)"""
+    if inner.num_idle.load() or inner.searching.load():
+        return (len(local) + 1) // 2
+    return BATCH
+
+
 def _steal(victims: list[Stealer], start: int, local: Worker, stats: WorkerStats) -> Any:
     """Steal from the other workers, starting at ``victims[start]``; return a task or None."""
     n = len(victims)
@@ -157,6 +171,7 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
     carry: list = []  # tasks the global queue had no room for (never in practice)
     tick = 0
     idle_rounds = 0
+    searching = False  # counted in inner.searching
 
     while True:
         tick += 1
@@ -166,7 +181,7 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
             batch[:size] = carry[:size]
             del carry[:size]
         elif fair and tick % fair == 0:
-            size = local.pop_into(batch)
+            size = local.pop_into(batch, _local_share(local, inner))
             if size:
                 stats.local_pops += 1
                 stats.fair_picks += 1
@@ -175,11 +190,9 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
             size = try_pop(selector, batch)
             if size:
                 stats.global_batches += 1
-                if num_idle.load() and not queue.is_empty():
-                    inner.notify_one()  # more global work: get help
             elif stealing:
                 # SLOW PATH: own local queue, then the other workers'.
-                size = local.pop_into(batch)
+                size = local.pop_into(batch, _local_share(local, inner))
                 if size:
                     stats.local_pops += 1
                 elif victims:
@@ -189,9 +202,12 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
                         size = 1
                         task = None
             if not size:
-                # IDLE: spin a little, then park.
+                # IDLE: spin a little (as a searcher), then park.
                 if inner.closing and not inner.tasks:
                     break
+                if not searching:
+                    searching = True
+                    inner.searching.fetch_add(1)
                 idle_rounds += 1
                 if idle_rounds <= SPIN_ROUNDS:
                     _sched_yield()
@@ -199,9 +215,15 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
                 idle_rounds = 0
                 local.clear_stale()
                 stats.parks += 1
-                inner.park(worker_id, local)
+                inner.searching.fetch_sub(1)
+                inner.park(worker_id, local)  # returns counted as searching again
                 continue
         idle_rounds = 0
+        if searching:
+            searching = False
+            inner.searching.fetch_sub(1)
+        if num_idle.load() and not (queue.is_empty() and local.is_empty()):
+            inner.wake_helper()  # more work is queued: get help
 
         # PROCESS BATCH
         run = batch[:size]
@@ -248,8 +270,10 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
                             carry.extend(rest[pushed:])
                             break
             if (kept > 1 or kept < n) and num_idle.load():
-                inner.notify_one()
+                inner.wake_helper()
             enqueue.clear()
 
+    if searching:
+        inner.searching.fetch_sub(1)
     context.runtime = None
 
