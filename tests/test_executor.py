@@ -387,3 +387,31 @@ def test_without_the_fairness_rule_local_tasks_starve():
     """The same workload with the rule turned off: the spec's loop never reads the
     local queue while the global pop returns work, so some tasks stay at 1 poll."""
     assert _progress_under_global_load(0, 1.0) <= 1
+
+
+def _spin(n):
+    x = 0
+    for i in range(n):
+        x = (x + i * i) & 255
+    return x
+
+
+def test_stealing_spreads_long_tasks_that_start_on_one_worker():
+    """One task spawns 16 CPU-heavy children: they all land on one worker (one global
+    batch, then its local queue). With stealing, the other worker takes a share."""
+    async def child():
+        for _ in range(12):
+            _spin(20_000)
+            await yield_now()
+
+    async def root():
+        hs = [executor.spawn(child()) for _ in range(16)]
+        for h in hs:
+            await h
+
+    with Executor(2, work_stealing=True) as e:
+        e.run(root(), timeout=TIMEOUT)
+        workers = e.stats()["workers"]
+    polls = [w["polls"] for w in workers]
+    assert sum(w["steals"] for w in workers) >= 1, workers
+    assert min(polls) >= 0.1 * sum(polls), polls
