@@ -112,6 +112,10 @@ def _apply_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list:
     return list(itertools.starmap(fn, chunk))
 
 
+def _apply_chunk1(fn: Callable[..., Any], chunk: list) -> list:
+    return list(map(fn, chunk))
+
+
 class Executor(concurrent.futures.Executor):
     """A work-stealing executor for coroutines and callables.
 
@@ -202,11 +206,16 @@ class Executor(concurrent.futures.Executor):
         if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
             raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
-        items = list(zip(*iterables))
+        if len(iterables) == 1:  # no argument tuples to build: fn(x) per item
+            items: list = list(iterables[0])
+            apply: Callable[..., list] = _apply_chunk1
+        else:
+            items = list(zip(*iterables))
+            apply = _apply_chunk
         if chunksize is None:
             chunksize = max(1, min(1024, -(-len(items) // (8 * len(self._threads)))))
         spawn = self._runtime.spawn_runner
-        handles = [spawn(_Call(_apply_chunk, (fn, items[i:i + chunksize])))
+        handles = [spawn(_Call(apply, (fn, items[i:i + chunksize])))
                    for i in range(0, len(items), chunksize)]
         del items
 
