@@ -214,14 +214,18 @@ def test_cancel_a_parked_task(ex):
     ev = Event()
     cleanup = []
 
+    started = threading.Event()
+
     async def waiter():
+        started.set()
         try:
             await ev.wait()
         finally:
             cleanup.append("finally ran")
 
     h = ex.spawn(waiter())
-    time.sleep(0.05)
+    assert started.wait(TIMEOUT)
+    time.sleep(0.01)
     assert not h.done()
     assert h.cancel()
     with pytest.raises(concurrent.futures.CancelledError):
@@ -230,13 +234,38 @@ def test_cancel_a_parked_task(ex):
     assert not h.cancel()  # already done
 
 
+def test_cancel_before_the_task_starts_skips_its_body():
+    """Cancelled before its first poll, a task finishes cancelled without running."""
+    ran = []
+
+    async def body():
+        ran.append(1)
+
+    with Executor(1) as e:
+        gate = threading.Event()
+        blocker = e.submit(gate.wait, TIMEOUT)  # keeps the only worker busy
+        h = e.spawn(body())
+        assert h.cancel()
+        gate.set()
+        with pytest.raises(concurrent.futures.CancelledError):
+            h.result(timeout=TIMEOUT)
+        assert blocker.result(timeout=TIMEOUT) is True
+    assert ran == []
+
+
 def test_shutdown_cancel_futures_cancels_parked_tasks_and_pending_submits():
     e = Executor(1)
     ev = Event()
     hs = [e.spawn(ev.wait()) for _ in range(20)]
     gate = threading.Event()
-    blocker = e.submit(gate.wait, TIMEOUT)
-    time.sleep(0.05)
+    running = threading.Event()
+
+    def block():
+        running.set()
+        return gate.wait(TIMEOUT)
+
+    blocker = e.submit(block)
+    assert running.wait(TIMEOUT)
     pending = [e.submit(abs, -i) for i in range(20)]
     threading.Timer(0.2, gate.set).start()
     e.shutdown(wait=True, cancel_futures=True)
