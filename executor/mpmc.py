@@ -270,9 +270,14 @@ class Mpmc:
 
     # -- consumers -------------------------------------------------------
 
-    def try_pop_n_with_selector(self, selector: Selector, batch: list) -> int:
+    def try_pop_n_with_selector(self, selector: Selector, batch: list,
+                                share: bool = False) -> int:
         """Claim one non-empty ring and move up to ``len(batch)`` items from it
-        into ``batch[0:k]``; return ``k`` (0 when no ring had items)."""
+        into ``batch[0:k]``; return ``k`` (0 when no ring had items).
+
+        ``share=True`` takes at most half of the ring (rounded up), leaving the
+        rest for other consumers: the executor asks for it while other workers
+        are looking for work."""
         summary = self._summary
         words = self._words
         home = selector.home
@@ -285,7 +290,7 @@ class Mpmc:
             if x & bit and word.compare_and_swap(x, x & ~bit):
                 if x == bit:
                     self._word_emptied(wi)
-                k = self._take(self._rings[home], batch)
+                k = self._take(self._rings[home], batch, share)
                 if k:
                     return k
         for _ in range(64):
@@ -306,7 +311,7 @@ class Mpmc:
                 continue  # another consumer changed the word; pick again
             if x == bit:
                 self._word_emptied(wi)
-            k = self._take(self._rings[(wi << 6) | bi], batch)
+            k = self._take(self._rings[(wi << 6) | bi], batch, share)
             if k:
                 return k
         return 0
@@ -319,10 +324,15 @@ class Mpmc:
         if self._words[wi].fetch_or(0):
             summary.fetch_or(_BIT[wi])
 
-    def _take(self, ring: _Ring, batch: list) -> int:
+    def _take(self, ring: _Ring, batch: list, share: bool) -> int:
         """Pop from a ring whose claim we hold, then release it."""
         ring.gate.store(_EXECUTING)
-        k = _pop_into(ring, batch)
+        n = len(batch)
+        if share:
+            half = (ring.pushed - ring.popped + 1) // 2
+            if half < n:
+                n = half if half > 0 else 1
+        k = _pop_into(ring, batch, n)
         self._release(ring)
         return k
 
@@ -356,12 +366,10 @@ class Mpmc:
         return sum(1 for r in self._rings if r is not None)
 
 
-def _pop_into(ring: _Ring, batch: list) -> int:
-    """Move up to ``len(batch)`` items from ``ring`` into ``batch[0:k]``; return ``k``.
-
-    Called only by the consumer holding the ring's claim.
+def _pop_into(ring: _Ring, batch: list, n: int) -> int:
+    """Move up to ``n`` (<= ``len(batch)``) items from ``ring`` into ``batch[0:k]``;
+    return ``k``. Called only by the consumer holding the ring's claim.
     """
-    n = len(batch)
     segs = ring.segs
     head = ring.head
     got = 0

@@ -3,7 +3,10 @@
 One iteration:
 
 1. **Fast path**: pop a batch of up to ``BATCH = 512`` tasks from the global
-   queue (:meth:`Mpmc.try_pop_n_with_selector`).
+   queue (:meth:`Mpmc.try_pop_n_with_selector`). With work stealing on, while
+   other workers are idle or searching, the pop takes at most half of the ring
+   it claims (``share=True``), so a burst spawned by one task is not swallowed
+   whole by one worker's batch, where no thief can reach it.
 2. **Slow path**, only if that returned 0 (and work stealing is on): take up to
    512 tasks from this worker's own local queue (only half of them while other
    workers are idle or searching, so they have something to steal; see
@@ -159,6 +162,7 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
     push_global = producer.try_push_n
     registry_pop = inner.tasks.pop
     num_idle = inner.num_idle
+    searching_now = inner.searching
     stealing = inner.work_stealing
     fair = inner.fair_interval if stealing else 0
     victims = [s for i, s in enumerate(stealers) if i != worker_id]
@@ -187,7 +191,7 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
                 stats.fair_picks += 1
         if not size:
             # FAST PATH: the global queue.
-            size = try_pop(selector, batch)
+            size = try_pop(selector, batch, stealing and bool(num_idle.load() or searching_now.load()))
             if size:
                 stats.global_batches += 1
             elif stealing:

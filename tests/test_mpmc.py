@@ -421,3 +421,18 @@ def test_home_selector_still_visits_other_rings_while_home_stays_busy(make_queue
         if seen_other == 50:
             break
     assert seen_other == 50
+
+
+def test_share_takes_at_most_half_of_the_ring(make_queue):
+    """share=True (asked for while other workers look for work) leaves half of the
+    claimed ring for them; share=False takes up to len(batch)."""
+    q = make_queue()
+    q.producer().try_push_n(list(range(10)))
+    batch = [None] * 512
+    assert q.try_pop_n_with_selector(Selector(), batch, share=True) == 5
+    assert batch[:5] == [0, 1, 2, 3, 4]
+    assert q.try_pop_n_with_selector(Selector(), batch, share=True) == 3
+    assert q.try_pop_n_with_selector(Selector(), batch) == 2
+    assert batch[:2] == [8, 9]
+    q.producer().push("last")
+    assert q.try_pop_n_with_selector(Selector(), batch, share=True) == 1

@@ -418,25 +418,46 @@ def _plain_threads(c: Contender, wl: Workload, p: dict, min_time: float, max_rou
     n, work = p["children"] * p["chunks"], p["work"]
     shares = [n // c.workers + (i < n % c.workers) for i in range(c.workers)]
     plan = affinity.plan(c.workers, c.pin or "none")
+    # The threads live for the whole measurement (as the executor's workers do):
+    # a round is one start/finish barrier pair, not a thread start-up.
+    start = threading.Barrier(c.workers + 1)
+    finish = threading.Barrier(c.workers + 1)
+    stop = False
 
     def worker(i: int) -> None:
         if plan[i] is not None:
             affinity.pin_current_thread(plan[i])
-        for _ in range(shares[i]):
-            spin(work)
+        while True:
+            start.wait()
+            if stop:
+                return
+            for _ in range(shares[i]):
+                spin(work)
+            finish.wait()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True)
+               for i in range(c.workers)]
+    for t in threads:
+        t.start()
 
     def one_round() -> int:
-        threads = [threading.Thread(target=worker, args=(i,), daemon=True)
-                   for i in range(c.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(_left(deadline))
-            if t.is_alive():
-                raise BenchTimeout(f"{c.label}: still running at the deadline")
+        start.wait(_left(deadline))
+        try:
+            finish.wait(_left(deadline))
+        except threading.BrokenBarrierError:
+            raise BenchTimeout(f"{c.label}: still running at the deadline") from None
         return n
 
-    return _timed_rounds(one_round, min_time, max_rounds, warmup)
+    try:
+        return _timed_rounds(one_round, min_time, max_rounds, warmup)
+    finally:
+        stop = True
+        try:
+            start.wait(5)
+        except threading.BrokenBarrierError:
+            pass
+        for t in threads:
+            t.join(5)
 
 
 def _executor_callables(c: Contender, wl: Workload, p: dict, min_time: float,
