@@ -12,7 +12,7 @@
 * ``threadpool``: ``concurrent.futures.ThreadPoolExecutor`` with the same
   worker count (its ``map`` or ``submit``).
 * ``threads``: for ``imbalance``, the same CPU work split evenly over N plain
-  threads with no scheduler at all: the machine's ceiling for N-way
+  threads (alive for the whole measurement) with no scheduler at all: the machine's ceiling for N-way
   CPU-bound parallelism.
 
 One-thread contenders (floor, asyncio, loop) run in a fresh thread pinned to
