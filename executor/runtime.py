@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import types
 from collections.abc import Coroutine
 from typing import Any
@@ -66,20 +67,18 @@ class Runtime:
     # -- spawning ---------------------------------------------------------
 
     def spawn(self, coro: Any) -> Task:
+        """Spawn a coroutine (``TypeError`` for anything else)."""
         if type(coro) is not types.CoroutineType and not _is_coroutine(coro):
             raise TypeError(_not_a_coroutine(coro))
         if self.closing:
             coro.close()  # it will never run: no "never awaited" warning
-            raise RuntimeError("cannot spawn a task: the executor has been shut down")
-        task = Task(coro, self)
-        self.tasks[id(task)] = task
-        self.schedule(task)
-        return task
+        return self.spawn_runner(coro)
 
     def spawn_runner(self, runner: Any) -> Task:
-        """Spawn an object that speaks the coroutine protocol (``send``/``throw``/``close``)."""
+        """Spawn an object that speaks the coroutine protocol (``send``/``throw``/``close``):
+        a coroutine, or a call wrapped by ``submit``/``map``."""
         if self.closing:
-            raise RuntimeError("cannot submit work: the executor has been shut down")
+            raise RuntimeError("cannot spawn or submit work: the executor has been shut down")
         task = Task(runner, self)
         self.tasks[id(task)] = task
         self.schedule(task)
@@ -89,7 +88,6 @@ class Runtime:
         """Put a task that just became SCHEDULED into the global queue, from any thread."""
         producer = self.queue.producer()
         if not producer.push(task):
-            import time
             while not producer.push(task):  # the ring is full: wait for consumers
                 time.sleep(0.0005)
         if self.num_idle.load() and not self.searching.load():
