@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from .local_queue import Steal, Stealer, Worker
@@ -230,11 +230,9 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
             inner.wake_helper()  # more work is queued: get help
 
         # PROCESS BATCH
-        run = batch[:size]
-        batch[:size] = _NONES[:size]
         stats.polls += size
-        store_all(map(store, run, repeat(EXECUTING, size)))
-        for task in run:
+        store_all(map(store, batch, repeat(EXECUTING, size)))  # map stops at size
+        for task in islice(batch, size):
             try:
                 signal = task._send(None)
             except StopIteration as stop:
@@ -249,7 +247,8 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
                 enqueue_append(task)
             else:
                 _parked(task, signal, enqueue_append)
-        task = run = signal = None  # hold no reference to a finished task
+        batch[:size] = _NONES[:size]
+        task = signal = None  # hold no reference to a finished task
         if inner.closing and not inner.tasks:
             inner.notify_all()
 
