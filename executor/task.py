@@ -123,8 +123,8 @@ class Task(AtomicInt, Generic[T]):
 
         On free-threaded 3.13 the thread that creates an object counts its
         references without atomics; every other thread pays atomic updates. A
-        bound method made by the spawning thread and called by a worker on every
-        poll measured about 20% slower than one made by the worker itself.
+        bound method made by the spawning thread would be such an object on
+        every poll of the task.
         """
         self._send = send = self._coro.send
         return send(value)
