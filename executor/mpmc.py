@@ -13,8 +13,8 @@ Shape (after the spec's ``Mpmc<T, P=8, NUM_SEGS_P2=12>``):
   tail segment and dropped (to the garbage collector) once drained. The spec
   recycles drained segments; here the producer may still hold a reference to a
   full segment that a consumer just drained, so recycling it would let the
-  producer write into a list that is no longer in the ring. Python allocates a
-  256-slot list in about a microsecond, i.e. a few ns per item: not worth the race.
+  producer write into a list that is no longer in the ring. One list
+  allocation per 256 items is not worth that race.
 * A consumer overwrites the slots it took with ``None`` (a same-length slice
   assignment, so it cannot disturb the producer's appends), so the queue
   keeps no reference to a task that has left it.

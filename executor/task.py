@@ -24,7 +24,7 @@ no in-between: exactly one of the waker and the worker sees the other's bit.
 The worker (see :mod:`executor.worker`) follows the spec:
 
 * before polling a batch it stores EXECUTING into every task of the batch
-  (one ``map`` over the C-level ``store``: about 16 ns a task); a wake that
+  (one ``map`` over the C-level ``store``, see ``scripts/atomics_bench.py``); a wake that
   lands after that store only adds SCHEDULED;
 * after a *yield* (``await yield_now()``) it stores SCHEDULED and re-enqueues
   the task (a wake during the poll is absorbed: the task is queued anyway);

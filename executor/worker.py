@@ -44,8 +44,8 @@ Operation count on the hot path (a task that yields): one ``FOR_ITER``, one
 ``coroutine.send`` through the task's cached bound method, an ``is None``
 test, one ``list.append``; the two state stores and the queue moves are
 batched C-level calls (``map``, slicing, ``list.extend``), so they cost a few
-tens of ns per task rather than a Python frame each (measured: 16 ns per
-store through ``map`` against 60 ns for a Python-level method call).
+tens of ns per task rather than a Python frame each (``scripts/atomics_bench.py``:
+about 15 ns per store through ``map``, against about 65 ns for one CAS call).
 """
 
 from __future__ import annotations
