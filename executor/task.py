@@ -87,6 +87,15 @@ def _stripe(obj: object) -> threading.Lock:
     return _STRIPES[(id(obj) >> 4) & 63]
 
 
+def _release_waiters(waiters: list) -> None:
+    """Wake each waiting task; release each blocked thread's lock."""
+    for w in waiters:
+        if isinstance(w, Task):
+            w._wake()
+        else:
+            w.release()
+
+
 @types.coroutine
 def yield_now() -> Generator[None, None, None]:
     """Give other tasks a turn: ``await executor.yield_now()``."""
@@ -211,11 +220,7 @@ class Task(AtomicInt, Generic[T]):
             with _stripe(self):
                 waiters = self._waiters
                 self._waiters = _CLOSED
-            for w in waiters:
-                if isinstance(w, Task):
-                    w._wake()
-                else:
-                    w.release()
+            _release_waiters(waiters)
 
     def _outcome(self) -> T:
         exc = self._exception
@@ -311,11 +316,7 @@ class Event:
                 return
             self._flag = True
             waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            if isinstance(w, Task):
-                w._wake()
-            else:
-                w.release()
+        _release_waiters(waiters)
 
     def clear(self) -> None:
         """Reset the flag; later waits block until the next :meth:`set`."""

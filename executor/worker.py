@@ -10,7 +10,7 @@ One iteration:
 2. **Slow path**, only if that returned 0 (and work stealing is on): take up to
    512 tasks from this worker's own local queue (only half of them while other
    workers are idle or searching, so they have something to steal; see
-   :func:`_local_share`); if it is empty too, steal
+   :func:`_others_hungry`); if it is empty too, steal
    about half of another worker's local queue (never our own), retrying a
    victim that answered :data:`Steal.Retry` because it merely lost a race.
 3. **Fairness** (not in the spec): every ``FAIR_INTERVAL = 61`` iterations the
@@ -123,14 +123,17 @@ def _parked(task: Task, signal: Any, enqueue_append: Any) -> None:
         enqueue_append(task)  # woken while we were still executing it
 
 
-def _local_share(local: Worker, inner: Runtime) -> int:
-    """How many tasks the owner takes from its local queue at once: all of them
-    (up to a batch) when no other worker is looking for work, else half, so that
-    the thieves it woke find something to steal. (The spec takes up to 512; with
+def _others_hungry(inner: Runtime) -> bool:
+    """True while another worker is parked or searching for work. Then the owner
+    takes only half of the global ring or local queue it pops, so that the
+    thieves find something to steal. (The spec takes up to 512; with
     long-running tasks that kept every task on the first worker.)"""
-    if inner.num_idle.load() or inner.searching.load():
-        return (len(local) + 1) // 2
-    return BATCH
+    return bool(inner.num_idle.load() or inner.searching.load())
+
+
+def _local_share(local: Worker, inner: Runtime) -> int:
+    """How many tasks the owner takes from its local queue at once."""
+    return (len(local) + 1) // 2 if _others_hungry(inner) else BATCH
 
 
 def _steal(victims: list[Stealer], start: int, local: Worker, stats: WorkerStats) -> Any:
@@ -162,7 +165,6 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
     push_global = producer.try_push_n
     registry_pop = inner.tasks.pop
     num_idle = inner.num_idle
-    searching_now = inner.searching
     stealing = inner.work_stealing
     fair = inner.fair_interval if stealing else 0
     victims = [s for i, s in enumerate(stealers) if i != worker_id]
@@ -191,7 +193,7 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
                 stats.fair_picks += 1
         if not size:
             # FAST PATH: the global queue.
-            size = try_pop(selector, batch, stealing and bool(num_idle.load() or searching_now.load()))
+            size = try_pop(selector, batch, stealing and _others_hungry(inner))
             if size:
                 stats.global_batches += 1
             elif stealing:
