@@ -321,7 +321,13 @@ def test_finished_task_is_removed_and_not_kept_alive(ex):
     assert h.result(timeout=TIMEOUT) == 1
     ref_task, ref_tok = weakref.ref(h), weakref.ref(tok)
     del h, tok
-    gc.collect()
+    # result() can return while the worker is still finishing the batch that ran
+    # the task (its batch slot is cleared at the end): give it until the worker
+    # is idle. A reference kept for good (a ring slot, a loop variable) fails.
+    deadline = time.monotonic() + 5
+    while (ref_tok() is not None or ref_task() is not None) and time.monotonic() < deadline:
+        time.sleep(0.001)
+        gc.collect()
     assert ref_tok() is None, "the coroutine (and its frame) outlived the task"
     assert ref_task() is None, "a finished task is still referenced by the executor"
     assert ex.stats()["live_tasks"] == 0
