@@ -393,9 +393,18 @@ def test_idle_executor_uses_almost_no_cpu():
 
 def _progress_under_global_load(fair_interval, seconds):
     """1 worker, 400 tasks yielding forever: 256 fill the local queue, the other 144
-    keep the global queue busy. Returns the lowest poll count among all tasks."""
-    stop = threading.Event()
+    keep the global queue busy. Returns the lowest poll count among all tasks.
+
+    The worker is held inside a gate task until all 400 are spawned, so it takes
+    them in one global batch; otherwise, on a loaded machine, it can catch up with
+    the spawning thread, find the global queue empty and run its local tasks,
+    which the no-fairness case is meant to show never happens under load."""
+    stop, gate_in, gate_open = threading.Event(), threading.Event(), threading.Event()
     counts = [0] * 400
+
+    async def gate():
+        gate_in.set()
+        assert gate_open.wait(TIMEOUT)
 
     async def spinner(i):
         while not stop.is_set():
@@ -403,7 +412,11 @@ def _progress_under_global_load(fair_interval, seconds):
             await yield_now()
 
     with Executor(1, work_stealing=True, _fair_interval=fair_interval) as e:
+        g = e.spawn(gate())
+        assert gate_in.wait(TIMEOUT)
         hs = [e.spawn(spinner(i)) for i in range(400)]
+        gate_open.set()
+        g.result(timeout=TIMEOUT)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and min(counts) < 5:
             time.sleep(0.01)
