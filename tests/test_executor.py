@@ -382,7 +382,10 @@ def test_compact_pinning_puts_each_worker_on_its_own_cpu():
 def test_idle_executor_uses_almost_no_cpu():
     with Executor(2) as e:
         e.run(add(1, 1), timeout=TIMEOUT)
-        time.sleep(0.3)  # past the short spin; workers park
+        deadline = time.monotonic() + TIMEOUT
+        while e._runtime.num_idle.load() < 2:  # past the short spin, both workers park
+            assert time.monotonic() < deadline, "the workers never parked"
+            time.sleep(0.01)
         t0 = time.process_time()
         time.sleep(0.5)
         used = time.process_time() - t0
