@@ -501,11 +501,13 @@ def test_an_idle_worker_steals_tasks_held_in_another_workers_local_queue():
         hb = e.spawn(blocker())
         assert started.wait(TIMEOUT)
         hs = [e.spawn(child(i)) for i in range(16)]
-        deadline = time.monotonic() + TIMEOUT
-        while len(first_polls) < 16:
-            assert time.monotonic() < deadline, "the free worker did not poll the children"
-            time.sleep(0.001)
-        release.set()
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            while len(first_polls) < 16:
+                assert time.monotonic() < deadline, "the free worker did not poll the children"
+                time.sleep(0.001)
+        finally:
+            release.set()  # on failure too, so that every task can end
         b_thread = hb.result(TIMEOUT)
         for h in hs:
             h.result(TIMEOUT)
