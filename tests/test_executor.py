@@ -415,16 +415,19 @@ def _progress_under_global_load(fair_interval, seconds):
             await yield_now()
 
     with Executor(1, work_stealing=True, _fair_interval=fair_interval) as e:
-        g = e.spawn(gate())
-        assert gate_in.wait(TIMEOUT)
-        hs = [e.spawn(spinner(i)) for i in range(400)]
-        gate_open.set()
-        g.result(timeout=TIMEOUT)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and min(counts) < 5:
-            time.sleep(0.01)
-        low = min(counts)
-        stop.set()
+        try:
+            g = e.spawn(gate())
+            assert gate_in.wait(TIMEOUT)
+            hs = [e.spawn(spinner(i)) for i in range(400)]
+            gate_open.set()
+            g.result(timeout=TIMEOUT)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and min(counts) < 5:
+                time.sleep(0.01)
+            low = min(counts)
+        finally:
+            gate_open.set()
+            stop.set()  # on failure too, so that the executor can shut down
         for h in hs:
             h.result(timeout=TIMEOUT)
     return low
