@@ -395,15 +395,24 @@ def test_idle_executor_uses_almost_no_cpu():
 
 
 def _progress_under_global_load(fair_interval, seconds):
-    """1 worker, 400 tasks yielding forever: 256 fill the local queue, the other 144
-    keep the global queue busy. Returns the lowest poll count among all tasks.
+    """400 tasks yielding forever on one worker A: 256 fill its local queue, the
+    other 144 keep the global queue busy. Returns the lowest poll count among all
+    tasks.
 
-    The worker is held inside a gate task until all 400 are spawned, so it takes
-    them in one global batch; otherwise, on a loaded machine, it can catch up with
-    the spawning thread, find the global queue empty and run its local tasks,
-    which the no-fairness case is meant to show never happens under load."""
-    stop, gate_in, gate_open = threading.Event(), threading.Event(), threading.Event()
+    Two workers, because a lone worker keeps no local queue (nobody could steal
+    from it); the other one, B, is held inside a task for the whole run, so it
+    neither steals nor takes a share. A is held inside a gate task until all 400
+    are spawned, so it takes them in one global batch; otherwise, on a loaded
+    machine, it can catch up with the spawning thread, find the global queue
+    empty and run its local tasks, which the no-fairness case is meant to show
+    never happens under load."""
+    stop = threading.Event()
+    held, gate_in, gate_open = threading.Event(), threading.Event(), threading.Event()
     counts = [0] * 400
+
+    async def hold():  # blocks worker B's thread until the end
+        held.set()
+        assert stop.wait(TIMEOUT + seconds)
 
     async def gate():
         gate_in.set()
@@ -414,8 +423,10 @@ def _progress_under_global_load(fair_interval, seconds):
             counts[i] += 1
             await yield_now()
 
-    with Executor(1, work_stealing=True, _fair_interval=fair_interval) as e:
+    with Executor(2, work_stealing=True, _fair_interval=fair_interval) as e:
         try:
+            hb = e.spawn(hold())
+            assert held.wait(TIMEOUT)
             g = e.spawn(gate())
             assert gate_in.wait(TIMEOUT)
             hs = [e.spawn(spinner(i)) for i in range(400)]
@@ -428,9 +439,21 @@ def _progress_under_global_load(fair_interval, seconds):
         finally:
             gate_open.set()
             stop.set()  # on failure too, so that the executor can shut down
+        hb.result(timeout=TIMEOUT)
         for h in hs:
             h.result(timeout=TIMEOUT)
     return low
+
+
+def test_a_lone_worker_keeps_no_local_queue():
+    """With one worker nobody can steal, so re-enqueued tasks all go back to the
+    global queue; with two, the first 64 of each batch stay local."""
+    for workers, local_used in ((1, False), (2, True)):
+        with Executor(workers, work_stealing=True) as e:
+            hs = [e.spawn(add(i, 1, yields=50)) for i in range(100)]
+            assert [h.result(timeout=TIMEOUT) for h in hs] == [i + 1 for i in range(100)]
+            pops = sum(w["local_pops"] for w in e.stats()["workers"])
+        assert (pops > 0) is local_used, (workers, pops)
 
 
 def test_fairness_rule_lets_local_tasks_run_under_global_load():
