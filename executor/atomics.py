@@ -34,7 +34,7 @@ Two backends provide the primitive behind the same API:
     comparison and its write and be lost, which would not be linearizable.
 
 The default is the faster backend that is importable: ``cereggii`` when it is
-installed (measured by ``scripts/atomics_bench.py``: 1.7x to 5.6x faster per
+installed (measured by ``scripts/atomics_bench.py``: 1.7x to 5.7x faster per
 operation on 3.13t), else ``python``. ``WSEXEC_ATOMICS=python`` (or
 ``cereggii``) in the environment forces a choice at import time.
 :data:`BACKEND` names the active one and :func:`atomic_int_class` returns either
