@@ -41,10 +41,12 @@ def _wait_all(handles, deadline):
     return out
 
 
+@pytest.mark.parametrize("workers", [4, 1])
 @pytest.mark.parametrize("stealing", [True, False], ids=["stealing", "global-only"])
-def test_many_tasks_random_yields_joins_and_spawns_from_many_threads(stealing):
-    """4 workers; 4 outside threads spawn 5,000 tasks each at once; a third of the
-    tasks spawn a child from inside and await it; all yield a random number of times."""
+def test_many_tasks_random_yields_joins_and_spawns_from_many_threads(stealing, workers):
+    """4 workers (and 1, which keeps no local queue); 4 outside threads spawn 5,000
+    tasks each at once; a third of the tasks spawn a child from inside and await
+    it; all yield a random number of times."""
     n_threads, per_thread = 4, 5000
     started = [0] * (n_threads * per_thread)
     finished = [0] * (n_threads * per_thread)
@@ -66,7 +68,7 @@ def test_many_tasks_random_yields_joins_and_spawns_from_many_threads(stealing):
         finished[i] += 1
         return i * 2
 
-    with running(4, work_stealing=stealing) as ex:
+    with running(workers, work_stealing=stealing) as ex:
         handles: list = [None] * n_threads
         barrier = threading.Barrier(n_threads)
 
