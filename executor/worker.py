@@ -167,14 +167,13 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
     push_global = producer.try_push_n
     registry_pop = inner.tasks.pop
     num_idle = inner.num_idle
-    stealing = inner.work_stealing
-    fair = inner.fair_interval if stealing else 0
     victims = [s for i, s in enumerate(stealers) if i != worker_id]
-    # A lone worker has nobody to share with or be robbed by: it skips the "take
-    # half while others are hungry" checks (two atomic loads per pop) and keeps no
-    # local queue, so it runs as the global-only variant does. With stealing on,
-    # 1 worker was 2-3% slower than off on chained_spawn and 9% on yield_many.
-    sharing = stealing and bool(victims)
+    # A lone worker has nobody to share with or be robbed by: it keeps no local
+    # queue and skips the "take half while others are hungry" checks (two atomic
+    # loads per pop), so it runs as the global-only variant does. With stealing
+    # on, 1 worker was 2-3% slower than off on chained_spawn and 9% on yield_many.
+    stealing = inner.work_stealing and bool(victims)
+    fair = inner.fair_interval if stealing else 0
     store = Task.store  # the backend's C method (cereggii) or Python function
     store_all = deque(maxlen=0).extend  # runs a map to the end in C, keeps nothing
 
@@ -194,21 +193,21 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
             batch[:size] = carry[:size]
             del carry[:size]
         elif fair and tick % fair == 0:
-            size = local.pop_into(batch, _local_share(local, inner) if sharing else BATCH)
+            size = local.pop_into(batch, _local_share(local, inner))
             if size:
                 stats.local_pops += 1
                 stats.fair_picks += 1
         if not size:
             # FAST PATH: the global queue.
-            size = try_pop(selector, batch, sharing and _others_hungry(inner))
+            size = try_pop(selector, batch, stealing and _others_hungry(inner))
             if size:
                 stats.global_batches += 1
             elif stealing:
                 # SLOW PATH: own local queue, then the other workers'.
-                size = local.pop_into(batch, _local_share(local, inner) if sharing else BATCH)
+                size = local.pop_into(batch, _local_share(local, inner))
                 if size:
                     stats.local_pops += 1
-                elif victims:
+                else:
                     task = _steal(victims, tick, local, stats)
                     if task is not None:
                         batch[0] = task
@@ -266,7 +265,7 @@ def worker_loop(worker_id: int, local: Worker, stealers: tuple[Stealer, ...],
             n = len(enqueue)
             store_all(map(store, enqueue, repeat(SCHEDULED, n)))
             kept = local.push_n(enqueue if n <= LOCAL_KEEP else enqueue[:LOCAL_KEEP]) \
-                if sharing else 0
+                if stealing else 0
             if kept < n:
                 rest = enqueue[kept:] if kept else enqueue
                 pushed = push_global(rest)
