@@ -460,22 +460,30 @@ def _plain_threads(c: Contender, wl: Workload, p: dict, min_time: float, max_rou
             t.join(5)
 
 
+def _callable_round(pool: concurrent.futures.Executor, method: str, fn: Callable,
+                    xs: list, deadline: float) -> Callable[[], int]:
+    """One round of a callable workload on ``pool`` (ours or ThreadPoolExecutor):
+    ``map`` over ``xs``, or one ``submit`` per input; returns the item count."""
+    if method == "map":
+        def one_round() -> int:
+            return len(list(pool.map(fn, xs, timeout=_left(deadline))))
+    else:
+        def one_round() -> int:
+            submit = pool.submit
+            futures = [submit(fn, x) for x in xs]
+            for f in futures:
+                f.result(_left(deadline))
+            return len(futures)
+    return one_round
+
+
 def _executor_callables(c: Contender, wl: Workload, p: dict, min_time: float,
                         max_rounds: int, warmup: bool, deadline: float, timeout: float
                         ) -> Sample:
     xs = list(range(p["items"]))
     fn = poly
     with guarded_executor(c.workers, bool(c.stealing), c.pin, timeout) as ex:
-        if c.method == "map":
-            def one_round() -> int:
-                return len(list(ex.map(fn, xs, timeout=_left(deadline))))
-        else:
-            def one_round() -> int:
-                submit = ex.submit
-                futures = [submit(fn, x) for x in xs]
-                for f in futures:
-                    f.result(_left(deadline))
-                return len(futures)
+        one_round = _callable_round(ex, c.method, fn, xs, deadline)
         try:
             sample = _timed_rounds(one_round, min_time, max_rounds, warmup)
             sample.workers = _worker_counters(ex)
@@ -512,16 +520,7 @@ def _threadpool_callables(c: Contender, wl: Workload, p: dict, min_time: float,
         c.workers, thread_name_prefix="bench-tpe",
         initializer=_pinning_initializer(c.workers, c.pin or "none"))
     try:
-        if c.method == "map":
-            def one_round() -> int:
-                return len(list(tp.map(fn, xs, timeout=_left(deadline))))
-        else:
-            def one_round() -> int:
-                submit = tp.submit
-                futures = [submit(fn, x) for x in xs]
-                for f in futures:
-                    f.result(_left(deadline))
-                return len(futures)
+        one_round = _callable_round(tp, c.method, fn, xs, deadline)
         try:
             return _timed_rounds(one_round, min_time, max_rounds, warmup)
         except TimeoutError as exc:
